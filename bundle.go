@@ -22,8 +22,8 @@ import (
 // Limits of what FetchCABundle and ParseCABundle accept. Past a limit the
 // package is refused, never expanded.
 const (
-	MaxBundleBytes       = 1 << 20 // the downloaded package
-	MaxBundleEntries     = 64      // entries in a zip package
+	MaxBundleBytes        = 1 << 20 // the downloaded package
+	MaxBundleEntries      = 64      // entries in a zip package
 	MaxBundleUncompressed = 1 << 20 // all certificate entries, uncompressed
 )
 
