@@ -316,12 +316,16 @@ func (c *Client) Endpoint() string { return c.endpoint }
 func (c *Client) ProjectID() string { return c.projectID }
 
 // String describes the client without its credentials.
-func (c *Client) String() string {
-	return fmt.Sprintf("dcsssl.Client{endpoint: %s, project: %s}", c.endpoint, c.projectID)
+func (c Client) String() string {
+	return "dcsssl.Client{endpoint: " + c.endpoint + ", project: " + c.projectID + "}"
 }
 
-// GoString is String: %#v of a Client never shows its credentials.
-func (c *Client) GoString() string { return c.String() }
+// Format prints String for every verb: no verb shows the credentials.
+func (c Client) Format(f fmt.State, verb rune) { formatRedacted(f, c.String()) }
+
+// formatRedacted writes s for any verb, so that fmt never falls back to
+// printing the fields of a type holding secrets.
+func formatRedacted(f fmt.State, s string) { _, _ = io.WriteString(f, s) }
 
 // call describes one API operation.
 type call struct {
@@ -449,7 +453,9 @@ func (c *Client) newRequest(ctx context.Context, method, path, body string, cred
 		WithPath(path).
 		WithMethod(method).
 		AddHeaderParam("Content-Type", contentType).
-		AddHeaderParam("X-Project-Id", c.projectID)
+		AddHeaderParam("X-Project-Id", c.projectID).
+		// Set here, the signer signs at the client's clock rather than its own.
+		AddHeaderParam(signer.HeaderXDate, c.clockNow().UTC().Format(signer.BasicDateFormat))
 	if creds.SecurityToken != "" {
 		b.AddHeaderParam("X-Security-Token", creds.SecurityToken)
 	}

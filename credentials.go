@@ -31,8 +31,8 @@ func (c Credentials) String() string {
 	return s + "}"
 }
 
-// GoString is String: %#v never shows the secrets either.
-func (c Credentials) GoString() string { return c.String() }
+// Format prints String for every verb, %#v and %d included.
+func (c Credentials) Format(f fmt.State, verb rune) { formatRedacted(f, c.String()) }
 
 func redacted(s string) string {
 	if s == "" {
@@ -88,6 +88,9 @@ func WithMetadataFallback() Option {
 }
 
 type staticProvider Credentials
+
+// Format keeps the provider's secrets out of prints, as for Credentials.
+func (p staticProvider) Format(f fmt.State, verb rune) { formatRedacted(f, Credentials(p).String()) }
 
 func (p staticProvider) Retrieve(context.Context) (Credentials, error) {
 	return Credentials(p), nil

@@ -3,6 +3,7 @@ package dcsssl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,8 +31,8 @@ func (s SSLCert) String() string {
 		", BucketName: " + strconv.Quote(s.BucketName) + "}"
 }
 
-// GoString is String: %#v never shows the link's signature either.
-func (s SSLCert) GoString() string { return s.String() }
+// Format prints String for every verb: none shows the link's signature.
+func (s SSLCert) Format(f fmt.State, verb rune) { formatRedacted(f, s.String()) }
 
 // redactLink drops the query, fragment and user information of a
 // presigned link: the query carries its signature and access key.
