@@ -39,13 +39,13 @@ func TestBackoff(t *testing.T) {
 func TestRetryAfterHeader(t *testing.T) {
 	now := testNow
 	cases := map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		" 10 ":                          10 * time.Second,
-		"0":                             0,
-		"-5":                            0,
-		"soon":                          0,
-		"99999999999":                   0,
+		"":            0,
+		"3":           3 * time.Second,
+		" 10 ":        10 * time.Second,
+		"0":           0,
+		"-5":          0,
+		"soon":        0,
+		"99999999999": 0,
 		now.Add(7 * time.Second).Format(http.TimeFormat):  7 * time.Second,
 		now.Add(-7 * time.Second).Format(http.TimeFormat): 0,
 	}
