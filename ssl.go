@@ -152,7 +152,9 @@ func (c *Client) WaitForSSL(ctx context.Context, instanceID string, enabled bool
 		switch {
 		case err == nil && st.Enabled == enabled:
 			return st, nil
-		case err != nil && !transientWhileRestarting(ctx, err):
+		case err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+			return nil, fmt.Errorf("dcsssl: wait for SSL enabled=%t: %w (last error: %v)", enabled, ctx.Err(), err)
+		case err != nil && !transientWhileRestarting(err):
 			return nil, err
 		}
 		lastErr = err
@@ -166,10 +168,8 @@ func (c *Client) WaitForSSL(ctx context.Context, instanceID string, enabled bool
 }
 
 // transientWhileRestarting says whether err may be the instance restarting.
-func transientWhileRestarting(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
+// The caller has ruled out its own context ending.
+func transientWhileRestarting(err error) bool {
 	var de *DCSError
 	if errors.As(err, &de) {
 		return de.StatusCode >= 500 || de.StatusCode == http.StatusTooManyRequests
