@@ -392,7 +392,9 @@ func TestZipBombIsRefusedNotExpanded(t *testing.T) {
 // in its local header and its central directory record.
 func patchUncompressedSize(t *testing.T, z []byte, size uint32) {
 	t.Helper()
-	le := func(off int) { z[off], z[off+1], z[off+2], z[off+3] = byte(size), byte(size>>8), byte(size>>16), byte(size>>24) }
+	le := func(off int) {
+		z[off], z[off+1], z[off+2], z[off+3] = byte(size), byte(size>>8), byte(size>>16), byte(size>>24)
+	}
 	central := bytes.Index(z, []byte("PK\x01\x02"))
 	require.Greater(t, central, 0)
 	le(central + 24)
