@@ -16,13 +16,13 @@ const DefaultMetadataEndpoint = "http://169.254.169.254"
 
 // Paths and headers of the ECS metadata protocol.
 const (
-	metadataTokenPath  = "/meta-data/latest/api/token"
-	metadataKeyPath    = "/openstack/latest/securitykey"
-	metadataTokenTTL   = "X-Metadata-Token-Ttl-Seconds"
-	metadataTokenHdr   = "X-Metadata-Token"
-	metadataMaxBytes   = 64 << 10
-	metadataTimeout    = 5 * time.Second
-	metadataTokenTTLSs = "21600"
+	metadataTokenPath     = "/meta-data/latest/api/token"
+	metadataKeyPath       = "/openstack/latest/securitykey"
+	metadataTokenTTL      = "X-Metadata-Token-Ttl-Seconds"
+	metadataTokenHdr      = "X-Metadata-Token"
+	metadataMaxBytes      = 64 << 10
+	metadataTimeout       = 5 * time.Second
+	metadataTokenTTLValue = "21600"
 )
 
 // MetadataOption configures MetadataCredentials.
@@ -140,7 +140,7 @@ func (p *metadataProvider) token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set(metadataTokenTTL, metadataTokenTTLSs)
+	req.Header.Set(metadataTokenTTL, metadataTokenTTLValue)
 	body, status, err := p.send(req)
 	switch {
 	case err != nil:
