@@ -43,11 +43,15 @@ type Fault struct {
 	// Retry-After. A key with no values removes that header, e.g.
 	// X-Request-Id.
 	Header http.Header
-	// Delay is waited before answering (or dropping the connection); the
-	// wait ends early, without an answer, when the client goes away or the
-	// server closes.
+	// Delay is waited, in real time, before answering (or dropping the
+	// connection); the wait ends early, without an answer, when the client
+	// goes away or the server closes.
 	Delay time.Duration
-	// DropConnection closes the connection without an answer.
+	// DropConnection closes the connection without an answer. Note that
+	// net/http's Transport sends a GET (or any request it can replay) again
+	// by itself when a reused connection closes before any answer: a test
+	// that wants the caller to see the failure uses a fresh connection or
+	// a Times above 1.
 	DropConnection bool
 }
 
