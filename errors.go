@@ -137,31 +137,25 @@ func (e *attemptsError) Unwrap() error { return e.err }
 const excerptLen = 200
 
 // excerpt returns a short, printable, valid UTF-8 quote of body for error
-// messages, never longer than excerptLen bytes plus an ellipsis.
+// messages: at most excerptLen bytes, and an ellipsis when cut.
 func excerpt(body []byte) string {
-	cut := len(body) > excerptLen
-	if cut {
-		body = body[:excerptLen]
-	}
 	var b strings.Builder
-	b.Grow(len(body) + 3)
+	b.Grow(min(len(body), excerptLen) + len("…"))
+	cut := false
 	for len(body) > 0 {
 		r, n := utf8.DecodeRune(body)
-		body = body[n:]
 		switch {
-		case r == utf8.RuneError && n <= 1:
-			if len(body) == 0 && cut {
-				// A rune split by the cut, not a bad byte.
-				continue
-			}
-			b.WriteRune(utf8.RuneError)
 		case r == '\n' || r == '\r' || r == '\t':
-			b.WriteByte(' ')
+			r = ' '
 		case r < 0x20 || r == 0x7f:
-			b.WriteRune(utf8.RuneError)
-		default:
-			b.WriteRune(r)
+			r = utf8.RuneError
 		}
+		if b.Len()+utf8.RuneLen(r) > excerptLen {
+			cut = true
+			break
+		}
+		b.WriteRune(r)
+		body = body[n:]
 	}
 	s := strings.TrimSpace(b.String())
 	if cut {
