@@ -58,13 +58,16 @@ func route(r *http.Request, bucket string) routed {
 	return rt
 }
 
-// DCS error codes and messages the server answers.
+// Error codes the server answers: DCS's own, then the API gateway's.
 const (
-	CodeSSLNotSupported  = "DCS.4201" // 400 "Do not support SSL."
-	CodeInstanceNotFound = "DCS.4010" // 404 "The instance does not exist."
-	CodeInvalidBody      = "DCS.4005" // 400, a malformed PUT body
-	CodeAuthFailed       = "APIGW.0301"
-	CodeAPINotFound      = "APIGW.0101"
+	CodeSSLNotSupported    = "DCS.4201"   // 400 "Do not support SSL."
+	CodeInstanceNotFound   = "DCS.4010"   // 404 "The instance does not exist."
+	CodeInvalidBody        = "DCS.4005"   // 400, a malformed switch body
+	CodeAPINotFound        = "APIGW.0101" // 404, nothing served at that method and path
+	CodeBodyTooLarge       = "APIGW.0201" // 413, a body past MaxRequestBody
+	CodeBackendUnavailable = "APIGW.0202" // restart window, any status but 504
+	CodeBackendTimeout     = "APIGW.0203" // restart window with 504
+	CodeAuthFailed         = "APIGW.0301" // 401, any verification failure
 )
 
 // serveAPI answers a verified API request.
@@ -116,9 +119,9 @@ type sslAnswer struct {
 func (s *Server) serveGetSSL(w http.ResponseWriter, inst *Instance, rid string) {
 	enabled, restarting := inst.state(s.now())
 	if restarting && s.restartStatus != 0 {
-		code, msg := "APIGW.0202", "Backend unavailable"
+		code, msg := CodeBackendUnavailable, "Backend unavailable"
 		if s.restartStatus == http.StatusGatewayTimeout {
-			code, msg = "APIGW.0203", "Backend timeout"
+			code, msg = CodeBackendTimeout, "Backend timeout"
 		}
 		s.writeGatewayError(w, rid, s.restartStatus, code, msg)
 		return

@@ -66,9 +66,9 @@ func (s *Server) check(r *http.Request, project string, body []byte, auth author
 		}
 	}
 	rawDate := r.Header.Get("X-Sdk-Date")
-	date, err := time.Parse(SdkDateLayout, rawDate)
+	date, err := time.Parse(SDKDateLayout, rawDate)
 	if err != nil {
-		return refuse("X-Sdk-Date is missing or not in " + SdkDateLayout)
+		return refuse("X-Sdk-Date is missing or not in " + SDKDateLayout)
 	}
 	if d := now.Sub(date); d > MaxClockSkew || d < -MaxClockSkew {
 		return &refusal{reason: "X-Sdk-Date is more than 15 minutes from the server's clock", message: MsgDateExpired}
@@ -296,7 +296,7 @@ func escape(s string) string {
 // every one of those headers. It is for tests that build requests by hand;
 // body must be the bytes r sends.
 func SignRequest(r *http.Request, body []byte, project string, c dcsssl.Credentials, t time.Time) {
-	date := t.UTC().Format(SdkDateLayout)
+	date := t.UTC().Format(SDKDateLayout)
 	r.Header.Set("X-Sdk-Date", date)
 	signed := []string{"x-sdk-date"}
 	if project != "" {

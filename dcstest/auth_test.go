@@ -222,8 +222,8 @@ func TestTamperedRequestsRefused(t *testing.T) {
 			return req
 		}},
 		{"date moved a second", func(s *dcstest.Server, req *http.Request) *http.Request {
-			d, _ := time.Parse(dcstest.SdkDateLayout, req.Header.Get("X-Sdk-Date"))
-			req.Header.Set("X-Sdk-Date", d.Add(time.Second).Format(dcstest.SdkDateLayout))
+			d, _ := time.Parse(dcstest.SDKDateLayout, req.Header.Get("X-Sdk-Date"))
+			req.Header.Set("X-Sdk-Date", d.Add(time.Second).Format(dcstest.SDKDateLayout))
 			return req
 		}},
 		{"body", func(s *dcstest.Server, req *http.Request) *http.Request {

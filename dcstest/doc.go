@@ -21,8 +21,9 @@
 //     {"error_code","error_msg","error_ext_msg":null}, gateway errors
 //     {"error_code","error_msg","request_id"}, OBS errors in XML. Every
 //     answer carries an X-Request-Id header.
-//   - The download API hands out a presigned link on the same server; the
-//     link serves a zip holding ca.crt, expires, and refuses tampering.
+//   - The download API hands out a presigned link on the same server (SSL
+//     on or off); the link serves a zip holding ca.crt and README.txt,
+//     expires, refuses tampering, and needs no Authorization header.
 //   - Switching SSL returns a job and restarts the instance: the change
 //     takes effect after a delay during which the status query fails.
 //   - Each instance has its own CA and a server certificate signed by it,

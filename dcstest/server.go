@@ -31,8 +31,8 @@ const (
 
 // Formats and limits of the service that the server keeps to.
 const (
-	// SdkDateLayout is the layout of X-Sdk-Date.
-	SdkDateLayout = "20060102T150405Z"
+	// SDKDateLayout is the layout of X-Sdk-Date.
+	SDKDateLayout = "20060102T150405Z"
 	// MaxClockSkew is how far X-Sdk-Date may be from the server's clock.
 	MaxClockSkew = 15 * time.Minute
 	// ExpiredAtLayout is the layout of ssl_expired_at, in UTC.
@@ -124,7 +124,8 @@ func WithLinkTTL(d time.Duration) Option {
 
 // WithRestartDelay sets how long an instance restarts after an SSL switch
 // before the new state takes effect; the default, 0, makes it take effect at
-// once.
+// once. A switch during a restart replaces the pending one and starts the
+// window again.
 func WithRestartDelay(d time.Duration) Option {
 	return func(s *Server) { s.restartDelay = d }
 }
@@ -264,7 +265,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.finish(rec, sw) }()
 
 	if rt.op == "" {
-		s.writeGatewayError(sw, rid, http.StatusNotFound, "APIGW.0101",
+		s.writeGatewayError(sw, rid, http.StatusNotFound, CodeAPINotFound,
 			"The API does not exist or has not been published in the environment")
 		return
 	}
@@ -278,12 +279,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if tooLarge {
-		s.writeGatewayError(sw, rid, http.StatusRequestEntityTooLarge, "APIGW.0201", "Request entity too large")
+		s.writeGatewayError(sw, rid, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "Request entity too large")
 		return
 	}
 	if refusal := s.verify(r, rt.project, body); refusal != nil {
 		s.setRefusal(rec, refusal.reason)
-		s.writeGatewayError(sw, rid, http.StatusUnauthorized, "APIGW.0301", refusal.message)
+		s.writeGatewayError(sw, rid, http.StatusUnauthorized, CodeAuthFailed, refusal.message)
 		return
 	}
 	if s.applyFault(sw, r, rt, rec, false) {
