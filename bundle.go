@@ -178,6 +178,10 @@ func (c *Client) FetchCABundle(ctx context.Context, cert *SSLCert) (*CABundle, e
 	if err := readLimited(&buf, resp.Body, MaxBundleBytes); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// A body cut short by the context may read as a clean EOF.
+		return nil, fmt.Errorf("%s: reading package: %w", op, err)
+	}
 	name := cert.FileName
 	if name == "" {
 		name = path.Base(u.Path)

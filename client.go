@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/signer"
@@ -402,10 +403,11 @@ func (c *Client) attempt(ctx context.Context, cl *call, path string, attempt int
 	if err != nil {
 		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 	}
-	var wrote bool
+	// Set by the transport's goroutine: whether the request left us.
+	var wrote atomic.Bool
 	if !cl.idempotent {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			WroteHeaders: func() { wrote = true },
+			WroteHeaders: func() { wrote.Store(true) },
 		}))
 	}
 	start := time.Now()
@@ -415,17 +417,26 @@ func (c *Client) attempt(ctx context.Context, cl *call, path string, attempt int
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%v)", ctxErr, err)
 		}
-		return 0, &transportError{op: cl.op, err: stripURLError(err), wrote: wrote}
+		return 0, &transportError{op: cl.op, err: stripURLError(err), wrote: wrote.Load()}
 	}
 	defer closeBody(resp.Body)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		derr := readDCSError(resp, cl.op)
-		c.logAttempt(ctx, cl, path, attempt, start, resp.StatusCode, derr.RequestID, derr.ErrorCode, nil)
+		derr, readErr := readDCSError(resp, cl.op)
+		c.logAttempt(ctx, cl, path, attempt, start, resp.StatusCode, derr.RequestID, derr.ErrorCode, readErr)
+		if ctx.Err() != nil {
+			// The body was cut short by the caller's context (which may read
+			// as a clean EOF): that is the cause; the answer so far is context.
+			return 0, fmt.Errorf("%w (while reading: %v)", ctx.Err(), derr)
+		}
 		return retryAfter(resp.Header.Get("Retry-After"), c.clockNow()), derr
 	}
 	err = decodeJSON(resp, out)
 	c.logAttempt(ctx, cl, path, attempt, start, resp.StatusCode, resp.Header.Get("X-Request-Id"), "", err)
+	if err != nil && ctx.Err() != nil {
+		// A body cut short by the context may read as a clean EOF.
+		return 0, fmt.Errorf("dcsssl: %s: reading response: %w", cl.op, ctx.Err())
+	}
 	if err != nil {
 		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 	}
@@ -564,13 +575,14 @@ type errorBody struct {
 }
 
 // readDCSError reads a non-2xx answer, at most MaxErrorBytes of it, into a
-// DCSError.
-func readDCSError(resp *http.Response, op string) *DCSError {
+// DCSError; readErr says why the body could not be read whole, if it could
+// not (the DCSError then quotes what was read).
+func readDCSError(resp *http.Response, op string) (e *DCSError, readErr error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
-	readErr := readLimited(buf, resp.Body, MaxErrorBytes)
-	e := parseErrorBody(resp.StatusCode, buf.Bytes(), readErr == nil)
+	readErr = readLimited(buf, resp.Body, MaxErrorBytes)
+	e = parseErrorBody(resp.StatusCode, buf.Bytes(), readErr == nil)
 	e.Operation = op
 	if id := resp.Header.Get("X-Request-Id"); id != "" {
 		e.RequestID = id
@@ -578,7 +590,7 @@ func readDCSError(resp *http.Response, op string) *DCSError {
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 && e.ErrorCode == "" {
 		e.ErrorMsg = http.StatusText(resp.StatusCode) + " (redirects are not followed)"
 	}
-	return e
+	return e, readErr
 }
 
 // parseErrorBody maps an error body to a DCSError; complete says whether
