@@ -184,6 +184,19 @@ func TestRetriesAgainstTheFake(t *testing.T) {
 		assert.Len(t, srv.RequestsFor(dcstest.OpSetSSL), 1, "the switch may have happened: never sent twice")
 		srv.ClearFaults()
 	})
+	t.Run("an attempt's own timeout is retried", func(t *testing.T) {
+		srv.ResetRecords()
+		srv.InjectFault(dcstest.OpDownload, dcstest.Fault{Times: 1, Delay: 2 * time.Second})
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		defer tr.CloseIdleConnections()
+		impatient, err := dcsssl.NewClient(srv.ProjectID, srv.Credentials, dcsssl.WithEndpoint(srv.URL),
+			dcsssl.WithHTTPClient(&http.Client{Transport: tr, Timeout: 200 * time.Millisecond}),
+			dcsssl.WithRetry(dcsssl.RetryPolicy{BaseDelay: time.Millisecond}))
+		require.NoError(t, err)
+		_, err = impatient.DownloadSSLCert(ctx, "inst-1")
+		require.NoError(t, err)
+		assert.Len(t, srv.RequestsFor(dcstest.OpDownload), 2)
+	})
 	t.Run("GET retried through dropped connections", func(t *testing.T) {
 		srv.ResetRecords()
 		srv.InjectFault(dcstest.OpGetSSL, dcstest.Fault{Times: 2, DropConnection: true})

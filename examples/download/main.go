@@ -37,8 +37,7 @@ func main() {
 
 	cert, err := client.DownloadSSLCert(ctx, *instanceID)
 	if err != nil {
-		var apiErr *dcsssl.DCSError
-		if errors.As(err, &apiErr) && errors.Is(err, dcsssl.ErrSSLNotSupported) {
+		if errors.Is(err, dcsssl.ErrSSLNotSupported) {
 			fmt.Fprintln(os.Stderr, "this instance does not support SSL (only DCS Redis 6.0/7.0 basic editions do)")
 		}
 		fmt.Fprintln(os.Stderr, err)
