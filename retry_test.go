@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,21 +208,18 @@ func TestRetryStopsWhenContextEndsDuringWait(t *testing.T) {
 
 // hangUpAfterRequest is a server that reads a whole request and closes the
 // connection without answering: the request surely reached it.
-func hangUpAfterRequest(t *testing.T) (*httptest.Server, *int) {
-	var mu sync.Mutex
-	n := 0
+func hangUpAfterRequest(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	n := new(atomic.Int32)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		mu.Lock()
-		n++
-		mu.Unlock()
+		n.Add(1)
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			_ = conn.Close()
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &n
+	return srv, n
 }
 
 func TestSetSSLNotRetriedOnceWritten(t *testing.T) {
@@ -231,11 +229,11 @@ func TestSetSSLNotRetriedOnceWritten(t *testing.T) {
 
 	_, err = c.SetSSL(context.Background(), testInstance, true)
 	require.Error(t, err)
-	assert.Equal(t, 1, *n, "a PUT that reached the service is not sent again")
+	assert.Equal(t, int32(1), n.Load(), "a PUT that reached the service is not sent again")
 
 	_, err = c.GetSSLStatus(context.Background(), testInstance)
 	require.Error(t, err)
-	assert.Equal(t, 4, *n, "a GET is retried")
+	assert.Equal(t, int32(4), n.Load(), "a GET is retried")
 	assert.Contains(t, err.Error(), "after 3 attempts")
 }
 
