@@ -117,8 +117,10 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, rt routed, r
 			// Not hijackable (HTTP/2): abort the stream instead.
 			panic(http.ErrAbortHandler)
 		}
-		_ = conn.Close()
+		// Recorded before the close: the client may read the records as
+		// soon as it sees the connection go.
 		s.update(rec, func(rec *RecordedRequest) { rec.Dropped = true })
+		_ = conn.Close()
 		return true
 	}
 	for k, v := range f.Header {
