@@ -41,7 +41,16 @@ func redactLink(link string) string {
 	if err != nil {
 		return "[unparseable link]"
 	}
-	s := u.Scheme + "://" + u.Host + u.EscapedPath()
+	s := u.EscapedPath()
+	if u.Opaque != "" {
+		s = u.Opaque
+	}
+	if u.Host != "" {
+		s = "//" + u.Host + s
+	}
+	if u.Scheme != "" {
+		s = u.Scheme + ":" + s
+	}
 	if u.RawQuery != "" || u.ForceQuery {
 		s += "?[redacted]"
 	}
