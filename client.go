@@ -466,19 +466,20 @@ func (c *Client) newRequest(ctx context.Context, method, path, rawURL, body stri
 	// so it gets only the signed headers, named in lower case: the same
 	// signature for less work. X-Sdk-Date keeps its case: the signer looks
 	// it up by that exact name.
-	b := request.NewHttpRequestBuilder().
+	sr := getSigningRequest(creds.SecurityToken != "")
+	defer putSigningRequest(sr)
+	b := sr.req.Builder().
 		WithEndpoint(c.endpoint).
 		WithPath(path).
 		WithMethod(method).
+		// A string body is hashed verbatim: the bytes sent are the bytes
+		// signed ("" hashes as no body).
+		WithBody("body", body).
 		AddHeaderParam("x-project-id", c.projectID).
 		// Set here, the signer signs at the client's clock rather than its own.
 		AddHeaderParam(signer.HeaderXDate, c.clockNow().UTC().Format(signer.BasicDateFormat))
-	if creds.SecurityToken != "" {
+	if sr.withToken {
 		b.AddHeaderParam("x-security-token", creds.SecurityToken)
-	}
-	if body != "" {
-		// A string body is hashed verbatim: the bytes sent are the bytes signed.
-		b.WithBody("body", body)
 	}
 	signed, err := signer.Sign(b.Build(), creds.AccessKey, creds.SecretKey)
 	if err != nil {
@@ -509,6 +510,37 @@ func (c *Client) newRequest(ctx context.Context, method, path, rawURL, body stri
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// signingRequest is a request of the official SDK, reused across calls: the
+// SDK allocates five maps and two structs for each new one, and the signer
+// only reads it (but for X-Sdk-Date, which it sets to what we set). Every
+// field the signer reads is set again at each use, and requests that sign a
+// security token are kept apart from those that do not, so that a reused
+// request never carries a header its new user did not set.
+type signingRequest struct {
+	req       *request.DefaultHttpRequest
+	withToken bool
+}
+
+var signingRequests = [2]*sync.Pool{
+	{New: func() any { return &signingRequest{req: request.NewHttpRequestBuilder().Build()} }},
+	{New: func() any { return &signingRequest{req: request.NewHttpRequestBuilder().Build(), withToken: true} }},
+}
+
+func putSigningRequest(sr *signingRequest) {
+	if sr.withToken {
+		signingRequests[1].Put(sr)
+	} else {
+		signingRequests[0].Put(sr)
+	}
+}
+
+func getSigningRequest(withToken bool) *signingRequest {
+	if withToken {
+		return signingRequests[1].Get().(*signingRequest)
+	}
+	return signingRequests[0].Get().(*signingRequest)
+}
 
 // readLimited reads r into buf, at most limit bytes; past that it fails
 // with ErrResponseTooLarge without reading further. It reads into buf's own

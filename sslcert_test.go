@@ -166,6 +166,22 @@ func TestSecurityTokenSent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, testToken, got.Get("X-Security-Token"))
 	assert.Contains(t, got.Get("Authorization"), "x-security-token", "the token is signed")
+
+	// Requests of the official SDK are reused between calls: one with a
+	// token must never lend it to one without.
+	plain := setup(t, staticCreds())
+	plain.mock.RegisterResponder(http.MethodPost, downloadURL, func(r *http.Request) (*http.Response, error) {
+		got = r.Header.Clone()
+		return jsonResponder(200, `{"link":"https://l/x"}`, "")(r)
+	})
+	for i := 0; i < 3; i++ {
+		_, err = tb.c.DownloadSSLCert(context.Background(), testInstance)
+		require.NoError(t, err)
+		_, err = plain.c.DownloadSSLCert(context.Background(), testInstance)
+		require.NoError(t, err)
+		assert.Empty(t, got.Values("X-Security-Token"))
+		assert.Contains(t, got.Get("Authorization"), "SignedHeaders=x-project-id;x-sdk-date,")
+	}
 }
 
 func TestDownloadSSLCertErrors(t *testing.T) {
