@@ -57,10 +57,14 @@ type Client struct {
 	endpoint      string // scheme://host[:port], no trailing slash
 	instancesPath string // /v2/{project_id}/instances/
 
-	userHC    *http.Client // as given, for presigned downloads (see linkClient)
-	apiHC     *http.Client // a copy of userHC that never follows redirects
-	linkHC    *http.Client
-	userAgent string
+	userHC *http.Client // as given, for presigned downloads (see linkClient)
+	apiHC  *http.Client // a copy of userHC that never follows redirects
+	// apiRT is userHC's transport, used directly when userHC has no cookie
+	// jar (see send), with userHC's Timeout as apiTimeout.
+	apiRT      http.RoundTripper
+	apiTimeout time.Duration
+	linkHC     *http.Client
+	userAgent  string
 
 	creds            *credentialCache
 	provider         CredentialsProvider
@@ -237,6 +241,13 @@ func (c *Client) init(projectID string, creds Credentials) (*Client, error) {
 	api := *c.userHC
 	api.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.apiHC = &api
+	if c.userHC.Jar == nil {
+		c.apiRT = c.userHC.Transport
+		if c.apiRT == nil {
+			c.apiRT = http.DefaultTransport
+		}
+		c.apiTimeout = c.userHC.Timeout
+	}
 	c.linkHC = linkClient(c.userHC)
 
 	if c.userAgent == "" {
@@ -400,19 +411,24 @@ func (c *Client) attempt(ctx context.Context, cl *call, path, rawURL string, att
 	if err != nil {
 		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 	}
-	req, err := c.newRequest(ctx, cl.method, path, rawURL, cl.body, creds)
-	if err != nil {
-		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
-	}
+	actx, cancel := c.attemptContext(ctx)
+	defer cancel() // after closeBody below: the deadline covers the body
 	// Set by the transport's goroutine: whether the request left us.
 	var wrote atomic.Bool
 	if !cl.idempotent {
-		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteHeaders: func() { wrote.Store(true) },
-		}))
+		})
+	}
+	req, err := c.newRequest(actx, cl.method, path, rawURL, cl.body, creds)
+	if err != nil {
+		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 	}
 	start := time.Now()
-	resp, err := c.apiHC.Do(req)
+	resp, err := c.send(req)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		err = fmt.Errorf("attempt timed out after %v: %w", c.apiTimeout, err)
+	}
 	if err != nil {
 		c.logAttempt(ctx, cl, path, attempt, start, 0, "", "", err)
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
@@ -438,10 +454,46 @@ func (c *Client) attempt(ctx context.Context, cl *call, path, rawURL string, att
 		// A body cut short by the context may read as a clean EOF.
 		return 0, fmt.Errorf("dcsssl: %s: reading response: %w", cl.op, ctx.Err())
 	}
+	if err != nil && actx.Err() != nil {
+		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, &bodyError{err: fmt.Errorf("attempt timed out after %v: %w", c.apiTimeout, actx.Err())})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 	}
 	return 0, nil
+}
+
+var noCancel context.CancelFunc = func() {}
+
+// attemptContext bounds one attempt by the HTTP client's Timeout when the
+// client's transport is used directly (see send).
+func (c *Client) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.apiRT == nil || c.apiTimeout <= 0 {
+		return ctx, noCancel
+	}
+	return context.WithTimeout(ctx, c.apiTimeout)
+}
+
+// send makes one API request. API requests never follow redirects and, with
+// no cookie jar, http.Client.Do would add nothing but its redirect
+// bookkeeping (a copy of the headers and the URL for every request): the
+// request then goes to the client's transport directly, its Timeout applied
+// by attemptContext. With a jar, http.Client.Do sends it.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.apiRT == nil {
+		return c.apiHC.Do(req)
+	}
+	resp, err := c.apiRT.RoundTrip(req)
+	switch {
+	case err != nil:
+		return nil, err
+	case resp == nil:
+		// What http.Client.Do guards against too.
+		return nil, fmt.Errorf("transport %T returned neither a response nor an error", c.apiRT)
+	case resp.Body == nil:
+		resp.Body = http.NoBody
+	}
+	return resp, nil
 }
 
 // stripURLError drops the *url.Error wrapper, whose text repeats the method

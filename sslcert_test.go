@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,19 +343,30 @@ func TestContextCancelledAndDeadline(t *testing.T) {
 }
 
 func TestRedirectIsNotFollowed(t *testing.T) {
-	tb := setup(t, staticCreds(), WithRetry(NoRetry))
-	tb.mock.RegisterResponder(http.MethodPost, downloadURL, func(r *http.Request) (*http.Response, error) {
-		resp := httpmock.NewStringResponse(http.StatusFound, "")
-		resp.Header.Set("Location", "https://elsewhere.example.com/steal")
-		return resp, nil
-	})
-	tb.mock.RegisterResponder(http.MethodPost, "https://elsewhere.example.com/steal", httpmock.NewStringResponder(200, `{"link":"https://l/x"}`))
-	_, err := tb.c.DownloadSSLCert(context.Background(), testInstance)
-	var de *DCSError
-	require.ErrorAs(t, err, &de)
-	assert.Equal(t, http.StatusFound, de.StatusCode)
-	assert.Contains(t, err.Error(), "redirects are not followed")
-	assert.Equal(t, 0, tb.mock.GetCallCountInfo()["POST https://elsewhere.example.com/steal"])
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	// Without a jar requests go to the transport directly; with one,
+	// through http.Client.Do: neither follows.
+	for name, jar := range map[string]http.CookieJar{"transport": nil, "http.Client with a jar": jar} {
+		t.Run(name, func(t *testing.T) {
+			mock := httpmock.NewMockTransport()
+			c, err := NewClient(testProject, staticCreds(), WithEndpoint(testEndpoint),
+				WithHTTPClient(&http.Client{Transport: mock, Jar: jar}), WithRetry(NoRetry))
+			require.NoError(t, err)
+			mock.RegisterResponder(http.MethodPost, downloadURL, func(r *http.Request) (*http.Response, error) {
+				resp := httpmock.NewStringResponse(http.StatusFound, "")
+				resp.Header.Set("Location", "https://elsewhere.example.com/steal")
+				return resp, nil
+			})
+			mock.RegisterResponder(http.MethodPost, "https://elsewhere.example.com/steal", httpmock.NewStringResponder(200, `{"link":"https://l/x"}`))
+			_, err = c.DownloadSSLCert(context.Background(), testInstance)
+			var de *DCSError
+			require.ErrorAs(t, err, &de)
+			assert.Equal(t, http.StatusFound, de.StatusCode)
+			assert.Contains(t, err.Error(), "redirects are not followed")
+			assert.Equal(t, 1, mock.GetTotalCallCount())
+		})
+	}
 }
 
 func TestNewClientValidation(t *testing.T) {
@@ -528,4 +541,50 @@ func TestBodiesDrainedAndClosed(t *testing.T) {
 		assert.True(t, body.eof, "status %d: body drained", status)
 		assert.True(t, body.closed, "status %d: body closed", status)
 	}
+}
+
+// roundTripFunc is a transport made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestMisbehavingTransport(t *testing.T) {
+	cases := map[string]roundTripFunc{
+		"nil response, nil error": func(*http.Request) (*http.Response, error) { return nil, nil },
+		"nil body": func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 502, Header: http.Header{}, Request: r}, nil
+		},
+	}
+	for name, rt := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := NewClient(testProject, staticCreds(), WithEndpoint(testEndpoint),
+				WithHTTPClient(&http.Client{Transport: rt}), WithRetry(NoRetry))
+			require.NoError(t, err)
+			_, err = c.DownloadSSLCert(context.Background(), testInstance)
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestHTTPClientTimeoutBoundsEachAttempt(t *testing.T) {
+	var calls atomic.Int32
+	slowThenFast := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if calls.Add(1) == 1 {
+			<-r.Context().Done() // the attempt's deadline, not the caller's
+			return nil, r.Context().Err()
+		}
+		return jsonResponder(200, `{"link":"https://l/x"}`, "")(r)
+	})
+	c, err := NewClient(testProject, staticCreds(), WithEndpoint(testEndpoint),
+		WithHTTPClient(&http.Client{Transport: slowThenFast, Timeout: 50 * time.Millisecond}),
+		WithRetry(RetryPolicy{BaseDelay: time.Millisecond}))
+	require.NoError(t, err)
+	_, err = c.DownloadSSLCert(context.Background(), testInstance)
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), calls.Load(), "the timed-out attempt was retried")
+
+	calls.Store(0)
+	c.retry = NoRetry
+	_, err = c.DownloadSSLCert(context.Background(), testInstance)
+	assert.ErrorContains(t, err, "attempt timed out after 50ms")
 }
