@@ -2,6 +2,7 @@ package dcstest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -225,4 +226,10 @@ func (m *MetadataServer) serveKey(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+}
+
+// Format prints the service's URL for every verb, never the credentials it
+// issued.
+func (m *MetadataServer) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "dcstest.MetadataServer{URL: %s}", m.URL)
 }

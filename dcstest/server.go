@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log"
 	mrand "math/rand/v2"
@@ -351,4 +352,10 @@ func randomKey(n int) string {
 		sb.WriteByte(keyAlphabet[int(c)%len(keyAlphabet)])
 	}
 	return sb.String()
+}
+
+// Format prints the server's URL and project for every verb, never the
+// secrets it holds (the keys it accepts, the bucket's signing key).
+func (s *Server) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "dcstest.Server{URL: %s, ProjectID: %s}", s.URL, s.ProjectID)
 }

@@ -301,7 +301,7 @@ func TestNoSecretInAnythingPrinted(t *testing.T) {
 		dcsssl.WithEndpoint(srv.URL), dcsssl.WithHTTPClient(srv.Client()), dcsssl.WithLogger(logger))
 	_, err = bad.DownloadSSLCert(ctx, "inst-1")
 	keep(nil, err)
-	printed = append(printed, temp, &temp, client, *client, dcsssl.RetryPolicy{})
+	printed = append(printed, temp, &temp, client, *client, dcsssl.RetryPolicy{}, srv)
 	require.GreaterOrEqual(t, len(errs), 4)
 	assert.NotEmpty(t, inst.CACertPEM())
 
@@ -320,12 +320,13 @@ func TestNoSecretInAnythingPrinted(t *testing.T) {
 	out := everything.String()
 	require.Contains(t, out, "dcsssl request", "the log was captured")
 	secrets := map[string]string{
-		"secret key":           temp.SecretKey,
-		"security token":       temp.SecurityToken,
-		"signature header":     "SDK-HMAC-SHA256",
-		"link signature":       "Signature=",
-		"link access key":      "AWSAccessKeyId",
-		"link signature value": linkParam(t, cert.Link, "Signature"),
+		"secret key":            temp.SecretKey,
+		"the fake's secret key": srv.Credentials.SecretKey,
+		"security token":        temp.SecurityToken,
+		"signature header":      "SDK-HMAC-SHA256",
+		"link signature":        "Signature=",
+		"link access key":       "AWSAccessKeyId",
+		"link signature value":  linkParam(t, cert.Link, "Signature"),
 	}
 	for name, s := range secrets {
 		assert.NotContains(t, out, s, name)
