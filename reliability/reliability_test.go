@@ -244,6 +244,9 @@ func TestCredentialRotationThroughMetadata(t *testing.T) {
 	assert.Equal(t, 2, meta.SecurityKeyRequests(), "one Retrieve for the whole burst")
 	issued := meta.Issued()
 	require.Len(t, issued, 2)
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		assert.NotContains(t, fmt.Sprintf(verb, meta), issued[1].SecretKey, "the fake prints no secret")
+	}
 	last := srv.Requests()[len(srv.Requests())-1]
 	assert.Contains(t, last.Header.Get("Authorization"), "Access="+issued[1].AccessKey+",")
 }
