@@ -1,8 +1,10 @@
 package dcsssl
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +12,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -23,7 +26,7 @@ import (
 // package is refused, never expanded.
 const (
 	MaxBundleBytes        = 1 << 20 // the downloaded package
-	MaxBundleEntries      = 64      // entries in a zip package
+	MaxBundleEntries      = 64      // entries in a zip or tar package
 	MaxBundleUncompressed = 1 << 20 // all certificate entries, uncompressed
 )
 
@@ -222,21 +225,64 @@ func (c *Client) DownloadCABundle(ctx context.Context, instanceID string) (*CABu
 }
 
 // ParseCABundle reads the CA certificates of a certificate package: a zip
-// (every CERTIFICATE block of its .crt and .pem entries, ca.crt first) or
-// PEM as it is. name is the package's file name, reported for PEM input. A
-// package without certificates, with a block that does not parse, or with a
-// certificate that is not a CA, is refused.
+// or a gzipped tar (every CERTIFICATE block of their .crt and .pem entries,
+// ca.crt first), or PEM as it is. name is the package's file name, reported
+// for PEM input. A package without certificates, with a block that does not
+// parse, or with a certificate that is not a CA, is refused; so is one past
+// the size and entry limits, before it is expanded.
 func ParseCABundle(name string, data []byte) (*CABundle, error) {
 	if len(data) > MaxBundleBytes {
 		return nil, fmt.Errorf("%w: package larger than %s", ErrResponseTooLarge, byteSize(MaxBundleBytes))
 	}
-	if bytes.HasPrefix(data, []byte("PK")) {
+	switch {
+	case bytes.HasPrefix(data, []byte("PK")):
 		return parseZipBundle(data)
-	}
-	if bytes.Contains(data, []byte("-----BEGIN")) {
+	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+		return parseTarGzBundle(data)
+	case bytes.Contains(data, []byte("-----BEGIN")):
 		return parsePEMBundle(name, data)
 	}
-	return nil, fmt.Errorf("%w: package %q is neither a zip nor PEM", ErrNoCertificate, excerpt([]byte(name)))
+	return nil, fmt.Errorf("%w: package %q is neither a zip, a tar.gz nor PEM", ErrNoCertificate, excerpt([]byte(name)))
+}
+
+// errExpanded is the error of a package whose entries expand past the limit.
+var errExpanded = fmt.Errorf("%w: package entries expand past %s", ErrResponseTooLarge, byteSize(MaxBundleUncompressed))
+
+// isCertEntry says whether an entry of a package may hold certificates.
+func isCertEntry(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".crt" || ext == ".pem"
+}
+
+func isCACrt(name string) bool { return strings.EqualFold(path.Base(name), "ca.crt") }
+
+// packageEntry is a certificate entry read from a package.
+type packageEntry struct {
+	name string
+	data []byte
+}
+
+// bundleFromEntries takes the certificates of the entries, ca.crt first.
+func bundleFromEntries(kind string, entries []packageEntry) (*CABundle, error) {
+	sort.SliceStable(entries, func(i, j int) bool {
+		return isCACrt(entries[i].name) && !isCACrt(entries[j].name)
+	})
+	var all []byte
+	var first string
+	for _, e := range entries {
+		if !bytes.Contains(e.data, []byte("-----BEGIN CERTIFICATE")) {
+			continue
+		}
+		if first == "" {
+			first = path.Base(e.name)
+		}
+		all = append(all, e.data...)
+		all = append(all, '\n')
+	}
+	if first == "" {
+		return nil, fmt.Errorf("%w: the %s has no .crt or .pem entry with a certificate", ErrNoCertificate, kind)
+	}
+	return parsePEMBundle(first, all)
 }
 
 func parseZipBundle(data []byte) (*CABundle, error) {
@@ -247,44 +293,24 @@ func parseZipBundle(data []byte) (*CABundle, error) {
 	if len(zr.File) > MaxBundleEntries {
 		return nil, fmt.Errorf("%w: zip has %d entries, more than %d", ErrResponseTooLarge, len(zr.File), MaxBundleEntries)
 	}
-	var entries []*zip.File
-	for _, f := range zr.File {
-		ext := strings.ToLower(path.Ext(f.Name))
-		if !f.FileInfo().IsDir() && (ext == ".crt" || ext == ".pem") {
-			entries = append(entries, f)
-		}
-	}
-	sort.SliceStable(entries, func(i, j int) bool {
-		return isCACrt(entries[i].Name) && !isCACrt(entries[j].Name)
-	})
-	var all []byte
-	var first string
+	var entries []packageEntry
 	budget := int64(MaxBundleUncompressed)
-	for _, f := range entries {
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() || !isCertEntry(f.Name) {
+			continue
+		}
 		if f.UncompressedSize64 > uint64(budget) {
-			return nil, fmt.Errorf("%w: zip entries expand past %s", ErrResponseTooLarge, byteSize(MaxBundleUncompressed))
+			return nil, errExpanded
 		}
 		content, err := readZipEntry(f, budget)
 		if err != nil {
 			return nil, err
 		}
 		budget -= int64(len(content))
-		if !bytes.Contains(content, []byte("-----BEGIN CERTIFICATE")) {
-			continue
-		}
-		if first == "" {
-			first = path.Base(f.Name)
-		}
-		all = append(all, content...)
-		all = append(all, '\n')
+		entries = append(entries, packageEntry{f.Name, content})
 	}
-	if first == "" {
-		return nil, fmt.Errorf("%w: the zip has no .crt or .pem entry with a certificate", ErrNoCertificate)
-	}
-	return parsePEMBundle(first, all)
+	return bundleFromEntries("zip", entries)
 }
-
-func isCACrt(name string) bool { return strings.EqualFold(path.Base(name), "ca.crt") }
 
 // readZipEntry reads one entry, at most budget bytes whatever its header
 // claims.
@@ -297,11 +323,77 @@ func readZipEntry(f *zip.File, budget int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := readLimited(&buf, rc, budget); err != nil {
 		if errors.Is(err, ErrResponseTooLarge) {
-			return nil, fmt.Errorf("%w: zip entries expand past %s", ErrResponseTooLarge, byteSize(MaxBundleUncompressed))
+			return nil, errExpanded
 		}
 		return nil, fmt.Errorf("%w: zip entry %q: %v", ErrNoCertificate, excerpt([]byte(f.Name)), err)
 	}
 	return buf.Bytes(), nil
+}
+
+// parseTarGzBundle reads a gzipped tar. The whole decompressed stream,
+// headers included, counts against MaxBundleUncompressed: a bomb stops
+// there.
+func parseTarGzBundle(data []byte) (*CABundle, error) {
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: package is not a valid gzip: %v", ErrNoCertificate, err)
+	}
+	stream := &limitedStream{r: gz, left: MaxBundleUncompressed}
+	tr := tar.NewReader(stream)
+	var entries []packageEntry
+	for n := 0; ; n++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if stream.exceeded {
+				return nil, errExpanded
+			}
+			return nil, fmt.Errorf("%w: package is not a valid tar.gz: %v", ErrNoCertificate, err)
+		}
+		if n >= MaxBundleEntries {
+			return nil, fmt.Errorf("%w: tar has more than %d entries", ErrResponseTooLarge, MaxBundleEntries)
+		}
+		if hdr.Typeflag != tar.TypeReg || !isCertEntry(hdr.Name) {
+			continue
+		}
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(tr); err != nil {
+			if stream.exceeded {
+				return nil, errExpanded
+			}
+			return nil, fmt.Errorf("%w: tar entry %q: %v", ErrNoCertificate, excerpt([]byte(hdr.Name)), err)
+		}
+		entries = append(entries, packageEntry{hdr.Name, buf.Bytes()})
+	}
+	return bundleFromEntries("tar.gz", entries)
+}
+
+// limitedStream reads at most left bytes of r and then fails, remembering
+// that it did: unlike io.LimitReader, running out is an error, not an end.
+type limitedStream struct {
+	r        io.Reader
+	left     int64
+	exceeded bool
+}
+
+func (l *limitedStream) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// At the limit: only the end of the stream may follow.
+		var probe [1]byte
+		if n, err := l.r.Read(probe[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		l.exceeded = true
+		return 0, errExpanded
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // parsePEMBundle takes every CERTIFICATE block of data; other blocks (a key

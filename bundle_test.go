@@ -1,8 +1,10 @@
 package dcsssl
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -304,6 +306,17 @@ func TestParseCABundle(t *testing.T) {
 		assert.Equal(t, "CA two", b.Certificates[1].Subject.CommonName)
 		assert.Equal(t, append(append([]byte{}, ca1.pem...), ca2.pem...), b.PEM)
 	})
+	t.Run("tar.gz, ca.crt first", func(t *testing.T) {
+		b, err := ParseCABundle("pkg.tar.gz", makeTarGz(t,
+			zipEntry{"ssl/extra.pem", ca2.pem},
+			zipEntry{"ssl/README", []byte("use ca.crt")},
+			zipEntry{"ssl/ca.crt", ca1.pem},
+		))
+		require.NoError(t, err)
+		assert.Equal(t, "ca.crt", b.FileName)
+		require.Len(t, b.Certificates, 2)
+		assert.Equal(t, "CA one", b.Certificates[0].Subject.CommonName)
+	})
 	t.Run("PEM as is, keys left out", func(t *testing.T) {
 		b, err := ParseCABundle("ca.pem", append(append([]byte("# bundle\n"), key...), ca2.pem...))
 		require.NoError(t, err)
@@ -318,8 +331,12 @@ func TestParseCABundle(t *testing.T) {
 		want string
 		is   error
 	}{
-		{"neither zip nor PEM", []byte("\x1f\x8b gzip?"), "neither a zip nor PEM", ErrNoCertificate},
-		{"empty", nil, "neither a zip nor PEM", ErrNoCertificate},
+		{"neither zip, tar.gz nor PEM", []byte("\x7fELF"), "neither a zip, a tar.gz nor PEM", ErrNoCertificate},
+		{"empty", nil, "neither a zip, a tar.gz nor PEM", ErrNoCertificate},
+		{"corrupt gzip", []byte("\x1f\x8b gzip?"), "not a valid gzip", ErrNoCertificate},
+		{"gzip but not tar", gzipped(t, []byte("hello, not a tar archive at all")), "not a valid tar.gz", ErrNoCertificate},
+		{"tar.gz without certs", makeTarGz(t, zipEntry{"README.txt", []byte("hi")}), "the tar.gz has no .crt or .pem entry", ErrNoCertificate},
+		{"tar.gz with too many entries", makeTarGz(t, manyEntries(MaxBundleEntries+1)...), "more than 64 entries", ErrResponseTooLarge},
 		{"zip without certs", makeZip(t, zipEntry{"README.txt", []byte("hi")}), "no .crt or .pem entry", ErrNoCertificate},
 		{"corrupt zip", []byte("PK\x03\x04 broken"), "not a valid zip", ErrNoCertificate},
 		{"block that does not parse", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "does not parse", ErrNoCertificate},
@@ -336,6 +353,31 @@ func TestParseCABundle(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+func makeTarGz(t testing.TB, entries ...zipEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}))
+		_, err := tw.Write(e.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+	return buf.Bytes()
+}
+
+func gzipped(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	_, err := gz.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, gz.Close())
+	return buf.Bytes()
 }
 
 func manyEntries(n int) []zipEntry {
@@ -371,9 +413,10 @@ func TestZipBombIsRefusedNotExpanded(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"honest header", buf.Bytes(), "dcsssl: response too large: zip entries expand past 1 MiB"},
+		{"honest header", buf.Bytes(), "dcsssl: response too large: package entries expand past 1 MiB"},
 		// archive/zip stops reading past the size the header claims.
 		{"lying header", lying, `zip entry "ca.crt": zip: not a valid zip file`},
+		{"tar.gz", makeTarGz(t, zipEntry{"ca.crt", append(bytes.Clone(ca.pem), make([]byte, 20<<20)...)}), "package entries expand past 1 MiB"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

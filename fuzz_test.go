@@ -73,6 +73,8 @@ func FuzzParseCABundle(f *testing.F) {
 	f.Add("ca.crt", ca.pem)
 	f.Add("pkg.zip", makeZip(f, zipEntry{"ca.crt", ca.pem}, zipEntry{"README.txt", []byte("hi")}))
 	f.Add("pkg.zip", makeZip(f, zipEntry{"a.pem", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}))
+	f.Add("pkg.tar.gz", makeTarGz(f, zipEntry{"ssl/ca.crt", ca.pem}, zipEntry{"ssl/README", []byte("hi")}))
+	f.Add("x", []byte("\x1f\x8b\x08"))
 	f.Add("x", []byte("PK\x03\x04"))
 	f.Add("x", []byte("-----BEGIN CERTIFICATE-----\n"))
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
