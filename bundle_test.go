@@ -358,16 +358,14 @@ func TestParseCABundle(t *testing.T) {
 func makeTarGz(t testing.TB, entries ...zipEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
+	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		require.NoError(t, tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}))
 		_, err := tw.Write(e.data)
 		require.NoError(t, err)
 	}
 	require.NoError(t, tw.Close())
-	require.NoError(t, gz.Close())
-	return buf.Bytes()
+	return gzipped(t, buf.Bytes())
 }
 
 func gzipped(t testing.TB, data []byte) []byte {

@@ -443,24 +443,23 @@ func (c *Client) attempt(ctx context.Context, cl *call, path, rawURL string, att
 		c.logAttempt(ctx, cl, path, attempt, start, resp.StatusCode, derr.RequestID, derr.ErrorCode, readErr)
 		if ctx.Err() != nil {
 			// The body was cut short by the caller's context (which may read
-			// as a clean EOF): that is the cause; the answer so far is context.
-			return 0, fmt.Errorf("%w (while reading: %v)", ctx.Err(), derr)
+			// as a clean EOF): that is the cause, not the answer so far.
+			return 0, fmt.Errorf("dcsssl: %s: reading the %d answer: %w", cl.op, resp.StatusCode, ctx.Err())
 		}
 		return retryAfter(resp.Header.Get("Retry-After"), c.clockNow()), derr
 	}
 	err = decodeJSON(resp, out)
 	c.logAttempt(ctx, cl, path, attempt, start, resp.StatusCode, resp.Header.Get("X-Request-Id"), "", err)
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err == nil:
+		return 0, nil
+	case ctx.Err() != nil:
 		// A body cut short by the context may read as a clean EOF.
 		return 0, fmt.Errorf("dcsssl: %s: reading response: %w", cl.op, ctx.Err())
+	case actx.Err() != nil:
+		err = &bodyError{err: fmt.Errorf("attempt timed out after %v: %w", c.apiTimeout, actx.Err())}
 	}
-	if err != nil && actx.Err() != nil {
-		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, &bodyError{err: fmt.Errorf("attempt timed out after %v: %w", c.apiTimeout, actx.Err())})
-	}
-	if err != nil {
-		return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
-	}
-	return 0, nil
+	return 0, fmt.Errorf("dcsssl: %s: %w", cl.op, err)
 }
 
 var noCancel context.CancelFunc = func() {}
@@ -574,25 +573,27 @@ type signingRequest struct {
 	withToken bool
 }
 
-var signingRequests = [2]*sync.Pool{
-	{New: func() any { return &signingRequest{req: request.NewHttpRequestBuilder().Build()} }},
-	{New: func() any { return &signingRequest{req: request.NewHttpRequestBuilder().Build(), withToken: true} }},
-}
+var (
+	signingRequestsPlain = sync.Pool{New: func() any {
+		return &signingRequest{req: request.NewHttpRequestBuilder().Build()}
+	}}
+	signingRequestsWithToken = sync.Pool{New: func() any {
+		return &signingRequest{req: request.NewHttpRequestBuilder().Build(), withToken: true}
+	}}
+)
 
-func putSigningRequest(sr *signingRequest) {
-	if sr.withToken {
-		signingRequests[1].Put(sr)
-	} else {
-		signingRequests[0].Put(sr)
+func signingRequestPool(withToken bool) *sync.Pool {
+	if withToken {
+		return &signingRequestsWithToken
 	}
+	return &signingRequestsPlain
 }
 
 func getSigningRequest(withToken bool) *signingRequest {
-	if withToken {
-		return signingRequests[1].Get().(*signingRequest)
-	}
-	return signingRequests[0].Get().(*signingRequest)
+	return signingRequestPool(withToken).Get().(*signingRequest)
 }
+
+func putSigningRequest(sr *signingRequest) { signingRequestPool(sr.withToken).Put(sr) }
 
 // readLimited reads r into buf, at most limit bytes; past that it fails
 // with ErrResponseTooLarge without reading further. It reads into buf's own
